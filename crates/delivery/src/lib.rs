@@ -1,0 +1,1 @@
+//! The delivery engine of the Sqreen webhook relay: workers, leases, retries.

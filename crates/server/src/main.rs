@@ -1,0 +1,2 @@
+//! The Sqreen webhook relay server.
+fn main() {}

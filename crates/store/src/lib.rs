@@ -1,0 +1,1 @@
+//! Durable storage of accepted webhooks and their deliveries, on SQLite or PostgreSQL.

@@ -1,0 +1,1 @@
+//! Email target for the Sqreen webhook relay, over SMTP.

@@ -1,0 +1,1 @@
+//! HTTP forwarding target for the Sqreen webhook relay.

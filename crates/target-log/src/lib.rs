@@ -1,0 +1,1 @@
+//! Log target for the Sqreen webhook relay: one log line per notification.

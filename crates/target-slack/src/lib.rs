@@ -1,0 +1,1 @@
+//! Slack target for the Sqreen webhook relay.

@@ -1,0 +1,1 @@
+//! Twilio SMS target for the Sqreen webhook relay.
