@@ -20,6 +20,9 @@ use crate::text::{one_line, truncate};
 /// Summaries longer than this are cut: a summary is one line, not a document.
 const MAX_SUMMARY_CHARS: usize = 1000;
 
+/// Headlines longer than this are cut: they become subjects and headers.
+const MAX_HEADLINE_CHARS: usize = 150;
+
 /// How many IPs or users a generated summary names before it says "and N more".
 const SUMMARY_LIST_LEN: usize = 3;
 
@@ -322,6 +325,42 @@ fn typed_payload(version: Version, type_name: &str, source: &RawValue) -> Payloa
 
 fn unknown(source: &RawValue) -> Payload {
     Payload::Unknown(serde_json::from_str(source.get()).unwrap_or(Value::Null))
+}
+
+impl View {
+    /// The risk in words, on Sqreen's scale: `low` below 25, `medium` below 50, `high`
+    /// below 75, `critical` above.
+    pub fn risk_level(&self) -> Option<&'static str> {
+        self.risk.map(|risk| match risk {
+            0..=24 => "low",
+            25..=49 => "medium",
+            50..=74 => "high",
+            _ => "critical",
+        })
+    }
+
+    /// One line saying what happened and where, for subjects and headers: `high risk
+    /// security event on my-app (production)`. Plain text made of payload values: escape it
+    /// for the medium.
+    pub fn headline(&self) -> String {
+        let mut line = match self.risk_level() {
+            Some(level) if matches!(self.kind, Kind::SecurityEvent | Kind::Incident) => {
+                format!("{level} risk {}", self.kind.label())
+            }
+            _ => self.kind.label().to_owned(),
+        };
+        if self.kind == Kind::Incident || self.kind == Kind::Unknown {
+            line.push_str(&format!(" {}", self.type_name.replace('_', " ")));
+        }
+        if let Some(app) = self.application.display_name() {
+            line.push_str(" on ");
+            line.push_str(app);
+        }
+        if let Some(env) = &self.environment {
+            line.push_str(&format!(" ({env})"));
+        }
+        truncate(&one_line(&line), MAX_HEADLINE_CHARS).into_owned()
+    }
 }
 
 impl View {

@@ -429,3 +429,33 @@ fn a_field_of_an_unexpected_type_keeps_the_notification_as_unknown() {
     assert_eq!(n.kind(), Kind::Unknown);
     assert_eq!(n.view().type_name, "security_event");
 }
+
+#[test]
+fn headlines_say_what_happened_and_where() {
+    let headline = |name: &str| notifications(name)[0].view().headline();
+    assert_eq!(
+        headline("v1-security-event"),
+        "high risk security event on sqreentest (development)"
+    );
+    assert_eq!(
+        headline("v2-security-event"),
+        "medium risk security event on romain_test (development)"
+    );
+    assert_eq!(
+        headline("v1-authentication-event"),
+        "security event on Demo app (production)"
+    );
+    assert_eq!(
+        headline("v2-test"),
+        "test notification on AppToMonitor (development)"
+    );
+    assert_eq!(headline("v1-pulse"), "pulse on APPLICATION (production)");
+    assert_eq!(
+        headline("v1-security-response"),
+        "playbook run on APPLICATION (production)"
+    );
+    assert_eq!(
+        headline("v2-incident"),
+        "incident http scan on 5ede853e66ff200020ad47db"
+    );
+}
