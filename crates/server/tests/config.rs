@@ -239,3 +239,54 @@ fn debug_output_of_the_settings_shows_no_secret() {
         "{debug}"
     );
 }
+
+fn example_file() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/example.toml")).unwrap()
+}
+
+#[test]
+fn the_example_file_is_valid_as_shipped() {
+    let settings = from_toml(&example_file(), &env()).unwrap();
+    assert_eq!(settings.targets.len(), 1);
+    assert_eq!(settings.targets[0].name, "audit");
+}
+
+/// Every commented-out target of the example, uncommented (the Slack one in its webhook
+/// form), is valid too: the file documents keys that exist.
+#[cfg(all(feature = "email", feature = "twilio", feature = "slack", feature = "http"))]
+#[test]
+fn every_target_of_the_example_file_is_valid_once_uncommented() {
+    let mut text = String::new();
+    let mut in_target = false;
+    for line in example_file().lines() {
+        if line.starts_with("# [[targets]]") {
+            in_target = true;
+        }
+        if in_target && line.starts_with("# ") {
+            let key = line.trim_start_matches("# ");
+            if !(key.starts_with("token") || key.starts_with("channel")) {
+                text.push_str(key);
+            }
+        } else {
+            in_target = false;
+            text.push_str(line);
+        }
+        text.push('\n');
+    }
+    let env = env()
+        .with("SMTP_USERNAME", "relay@example.com")
+        .with("SMTP_PASSWORD", "pw")
+        .with("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")
+        .with("TWILIO_AUTH_TOKEN", "token")
+        .with("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T000/B000/XXXX")
+        .with("SIEM_SECRET", "siem");
+
+    let settings = from_toml(&text, &env).unwrap();
+
+    let types: Vec<&str> = settings.targets.iter().map(|t| t.kind.type_name()).collect();
+    assert_eq!(types, ["log", "email", "twilio", "slack", "http"]);
+    server::app::install_crypto_provider();
+    for target in &settings.targets {
+        server::targets::build(target).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
