@@ -1,5 +1,7 @@
 //! The `server` binary as a person runs it.
 
+#![cfg(feature = "log")]
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -121,7 +123,7 @@ fn the_served_relay_logs_each_sample_sent_with_send_sample_once_per_notification
         }
     });
     let mut log = Vec::new();
-    let mut wait_for = |needle: &str, log: &mut Vec<String>| {
+    let wait_for = |needle: &str, log: &mut Vec<String>| {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if log.iter().any(|l| l.contains(needle)) {
