@@ -359,13 +359,13 @@ impl Inner {
         attempts.abort_all();
         let ids: Vec<i64> = running.into_values().collect();
         report.released = ids.len();
-        if !ids.is_empty() {
-            if let Err(error) = self.store.release(&self.options.owner, &ids).await {
-                log::error!(
-                    "cannot release {} leases at shutdown, they will expire: {error}",
-                    ids.len()
-                );
-            }
+        if !ids.is_empty()
+            && let Err(error) = self.store.release(&self.options.owner, &ids).await
+        {
+            log::error!(
+                "cannot release {} leases at shutdown, they will expire: {error}",
+                ids.len()
+            );
         }
         report
     }

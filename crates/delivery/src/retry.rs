@@ -91,7 +91,7 @@ impl RetryPolicy {
         if self.max_attempts == 0 {
             return Err(PolicyError::NoAttempts);
         }
-        if !(self.multiplier >= 1.0) {
+        if self.multiplier.is_nan() || self.multiplier < 1.0 {
             return Err(PolicyError::Shrinking);
         }
         if self.first_backoff > self.max_backoff {

@@ -316,8 +316,8 @@ async fn list(cli: &Cli, query: ListQuery) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:>8}  {:<9}  {:>8}  {:<16}  {:<24}  {}",
-        "ID", "STATE", "ATTEMPTS", "TARGET", "UPDATED", "NOTIFICATION / LAST ERROR"
+        "{:>8}  {:<9}  {:>8}  {:<16}  {:<24}  NOTIFICATION / LAST ERROR",
+        "ID", "STATE", "ATTEMPTS", "TARGET", "UPDATED"
     );
     for record in &records {
         print_record(record);

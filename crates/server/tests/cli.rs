@@ -1,6 +1,7 @@
 //! The `server` binary as a person runs it.
 
 #![cfg(feature = "log")]
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};

@@ -241,11 +241,7 @@ fn debug_output_of_the_settings_shows_no_secret() {
 }
 
 fn example_file() -> String {
-    std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../config/example.toml"
-    ))
-    .unwrap()
+    include_str!("../../../config/example.toml").to_owned()
 }
 
 #[test]

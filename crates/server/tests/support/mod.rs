@@ -1,7 +1,7 @@
 //! Starting the real server on port 0, with a temporary store, recording targets and
 //! signed requests.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,296 @@
+//! The store's operations as SQL on one SQLite connection.
+//!
+//! Every function runs inside the writer's group-commit transaction (or a savepoint of it),
+//! so none of them begins or commits anything. Statements are cached on the connection:
+//! the writer runs the same few thousands of times.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::owned::{Body, element_text, outcome_columns, sql_limit};
+use crate::{Accepted, Claim, DeliveryRecord, DeliveryState, Finished, ListQuery, Millis, Requeue};
+
+pub(super) fn accept(
+    conn: &Connection,
+    body: &Body,
+    dedup_cutoff: Millis,
+) -> rusqlite::Result<Accepted> {
+    let body_id: i64 = conn
+        .prepare_cached("INSERT INTO bodies (received_at, body) VALUES (?1, ?2) RETURNING id")?
+        .query_row(params![body.received_at, body.bytes], |row| row.get(0))?;
+    let mut insert_notification = conn.prepare_cached(
+        "INSERT INTO notifications (body_id, span_start, span_len, identity, type_name)
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+    )?;
+    // The upsert returns a row only when the identity is new or its last acceptance fell out
+    // of the window; a duplicate keeps its first time, so re-sends cannot stretch the window.
+    let mut first_seen = conn.prepare_cached(
+        "INSERT INTO dedup (identity, seen_at) VALUES (?1, ?2)
+         ON CONFLICT (identity) DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at <= ?3
+         RETURNING seen_at",
+    )?;
+    let mut insert_delivery = conn.prepare_cached(
+        "INSERT INTO deliveries (notification_id, target, state, attempts, next_attempt_at,
+                                 created_at, queued_at, updated_at)
+         VALUES (?1, ?2, 'pending', 0, ?3, ?3, ?3, ?3)",
+    )?;
+    let mut accepted = Accepted {
+        body_id,
+        ..Accepted::default()
+    };
+    // An identity twice in one body is a duplicate whatever the window, even an empty one.
+    let mut in_this_body = HashSet::new();
+    for n in &body.notifications {
+        let notification_id: i64 = insert_notification.query_row(
+            params![body_id, n.span_start, n.span_len, n.identity, n.type_name],
+            |row| row.get(0),
+        )?;
+        let fresh = in_this_body.insert(n.identity.as_str())
+            && first_seen
+                .query_row(params![n.identity, body.received_at, dedup_cutoff], |_| {
+                    Ok(())
+                })
+                .optional()?
+                .is_some();
+        if !fresh {
+            accepted.duplicates += 1;
+            continue;
+        }
+        accepted.fresh += 1;
+        for target in &n.targets {
+            insert_delivery.execute(params![notification_id, target, body.received_at])?;
+            accepted.deliveries += 1;
+        }
+    }
+    Ok(accepted)
+}
+
+pub(super) fn reject(
+    conn: &Connection,
+    received_at: Millis,
+    body: &[u8],
+    reason: &str,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO bodies (received_at, body, rejected) VALUES (?1, ?2, ?3) RETURNING id",
+    )?
+    .query_row(params![received_at, body, reason], |row| row.get(0))
+}
+
+pub(super) fn claim(
+    conn: &Connection,
+    owner: &str,
+    now: Millis,
+    lease_until: Millis,
+    wants: &[(String, usize)],
+) -> rusqlite::Result<Vec<Claim>> {
+    let mut due = conn.prepare_cached(
+        "SELECT d.id, d.attempts, d.queued_at, n.identity, substr(b.body, n.span_start + 1, n.span_len)
+         FROM deliveries d
+         JOIN notifications n ON n.id = d.notification_id
+         JOIN bodies b ON b.id = n.body_id
+         WHERE d.target = ?1 AND d.state IN ('pending', 'retrying') AND d.next_attempt_at <= ?2
+           AND (d.lease_until IS NULL OR d.lease_until <= ?2)
+         ORDER BY d.next_attempt_at, d.id
+         LIMIT ?3",
+    )?;
+    let mut lease = conn
+        .prepare_cached("UPDATE deliveries SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1")?;
+    let mut claims = Vec::new();
+    for (target, limit) in wants {
+        if *limit == 0 {
+            continue;
+        }
+        let rows = due.query_map(params![target, now, sql_limit(*limit)], |row| {
+            Ok(Claim {
+                id: row.get(0)?,
+                target: target.clone(),
+                attempt: row.get::<_, u32>(1)?.saturating_add(1),
+                created_at: row.get(2)?,
+                identity: row.get(3)?,
+                element: element_text(row.get(4)?),
+            })
+        })?;
+        // Collected before leasing: SQLite leaves undefined what a statement still stepping
+        // sees of rows changed under it.
+        let due_now = rows.collect::<rusqlite::Result<Vec<Claim>>>()?;
+        for claim in &due_now {
+            lease.execute(params![claim.id, owner, lease_until])?;
+        }
+        claims.extend(due_now);
+    }
+    Ok(claims)
+}
+
+/// Returns the ids whose lease `owner` no longer held.
+pub(super) fn finish(
+    conn: &Connection,
+    owner: &str,
+    now: Millis,
+    done: &[Finished],
+) -> rusqlite::Result<Vec<i64>> {
+    let mut record = conn.prepare_cached(
+        "UPDATE deliveries
+         SET state = ?3, attempts = attempts + 1, next_attempt_at = ?4,
+             last_error = COALESCE(?5, last_error), lease_owner = NULL, lease_until = NULL,
+             updated_at = ?6
+         WHERE id = ?1 AND lease_owner = ?2 AND state IN ('pending', 'retrying')",
+    )?;
+    let mut lost = Vec::new();
+    for finished in done {
+        let (state, next, error) = outcome_columns(&finished.outcome);
+        if record.execute(params![
+            finished.id,
+            owner,
+            state.as_str(),
+            next,
+            error,
+            now
+        ])? == 0
+        {
+            lost.push(finished.id);
+        }
+    }
+    Ok(lost)
+}
+
+pub(super) fn release(conn: &Connection, owner: &str, ids: &[i64]) -> rusqlite::Result<()> {
+    let mut release = conn.prepare_cached(
+        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND lease_owner = ?2",
+    )?;
+    for id in ids {
+        release.execute(params![id, owner])?;
+    }
+    Ok(())
+}
+
+/// Ends every lease: only for a server that holds the lock file, so no other server can be
+/// working on them.
+pub(super) fn release_all(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL", [])
+}
+
+pub(super) fn next_due(
+    conn: &Connection,
+    targets: &[String],
+    now: Millis,
+) -> rusqlite::Result<Option<Millis>> {
+    let mut earliest = conn.prepare_cached(
+        "SELECT MIN(CASE WHEN lease_until > ?2 THEN MAX(lease_until, next_attempt_at) ELSE next_attempt_at END)
+         FROM deliveries
+         WHERE target = ?1 AND state IN ('pending', 'retrying')",
+    )?;
+    let mut due: Option<Millis> = None;
+    for target in targets {
+        let at: Option<Millis> = earliest.query_row(params![target, now], |row| row.get(0))?;
+        due = match (due, at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(due)
+}
+
+pub(super) fn list(conn: &Connection, query: &ListQuery) -> rusqlite::Result<Vec<DeliveryRecord>> {
+    const COLUMNS: &str =
+        "SELECT d.id, d.target, d.state, d.attempts, n.identity, n.type_name, d.created_at,
+                d.updated_at, d.next_attempt_at, d.last_error, d.lease_owner
+         FROM deliveries d JOIN notifications n ON n.id = d.notification_id";
+    let limit = sql_limit(query.limit);
+    let map = |row: &rusqlite::Row<'_>| {
+        let state: String = row.get(2)?;
+        Ok(DeliveryRecord {
+            id: row.get(0)?,
+            target: row.get(1)?,
+            state: DeliveryState::parse(&state).ok_or_else(|| unknown_state(2, state))?,
+            attempts: row.get(3)?,
+            identity: row.get(4)?,
+            type_name: row.get(5)?,
+            created_at: row.get(6)?,
+            updated_at: row.get(7)?,
+            next_attempt_at: row.get(8)?,
+            last_error: row.get(9)?,
+            lease_owner: row.get(10)?,
+        })
+    };
+    match query.state {
+        Some(state) => conn
+            .prepare_cached(&format!(
+                "{COLUMNS} WHERE d.state = ?1 ORDER BY d.updated_at DESC, d.id DESC LIMIT ?2"
+            ))?
+            .query_map(params![state.as_str(), limit], map)?
+            .collect(),
+        None => conn
+            .prepare_cached(&format!(
+                "{COLUMNS} ORDER BY d.updated_at DESC, d.id DESC LIMIT ?1"
+            ))?
+            .query_map(params![limit], map)?
+            .collect(),
+    }
+}
+
+fn unknown_state(column: usize, state: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("unknown delivery state {state:?}").into(),
+    )
+}
+
+pub(super) fn requeue(conn: &Connection, which: &Requeue, now: Millis) -> rusqlite::Result<u64> {
+    const SET: &str = "UPDATE deliveries
+         SET state = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?1,
+             lease_owner = NULL, lease_until = NULL";
+    let changed = match which {
+        Requeue::Ids(ids) => {
+            let mut one = conn.prepare_cached(&format!(
+                "{SET} WHERE id = ?2 AND (lease_until IS NULL OR lease_until <= ?1)"
+            ))?;
+            let mut changed = 0;
+            for id in ids {
+                changed += one.execute(params![now, id])?;
+            }
+            changed
+        }
+        Requeue::AllDead => conn
+            .prepare_cached(&format!("{SET} WHERE state = 'dead'"))?
+            .execute(params![now])?,
+    };
+    Ok(changed as u64)
+}
+
+pub(super) fn prune(conn: &Connection, before: Millis) -> rusqlite::Result<u64> {
+    let deliveries = conn
+        .prepare_cached("DELETE FROM deliveries WHERE state = 'delivered' AND updated_at < ?1")?
+        .execute([before])?;
+    let dedup = conn
+        .prepare_cached("DELETE FROM dedup WHERE seen_at < ?1")?
+        .execute([before])?;
+    // Notifications go with their body (ON DELETE CASCADE).
+    let bodies = conn
+        .prepare_cached(
+            "DELETE FROM bodies WHERE received_at < ?1 AND NOT EXISTS (
+                SELECT 1 FROM notifications n JOIN deliveries d ON d.notification_id = n.id
+                WHERE n.body_id = bodies.id)",
+        )?
+        .execute([before])?;
+    Ok((deliveries + dedup + bodies) as u64)
+}
+
+pub(super) fn counts(conn: &Connection) -> rusqlite::Result<Vec<(DeliveryState, u64)>> {
+    let mut counts: Vec<(DeliveryState, u64)> =
+        DeliveryState::ALL.iter().map(|s| (*s, 0)).collect();
+    let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM deliveries GROUP BY state")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))
+    })?;
+    for row in rows {
+        let (state, count) = row?;
+        let state = DeliveryState::parse(&state).ok_or_else(|| unknown_state(0, state))?;
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
+            slot.1 = count;
+        }
+    }
+    Ok(counts)
+}
