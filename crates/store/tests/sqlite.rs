@@ -109,3 +109,20 @@ async fn a_url_naming_no_file_is_refused() {
 
     assert!(matches!(result, Err(StoreError::Open(_))));
 }
+
+#[tokio::test]
+async fn a_tool_refuses_a_file_that_does_not_exist_rather_than_creating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.db");
+    let options = StoreOptions {
+        role: Role::Tool,
+        ..StoreOptions::default()
+    };
+
+    let result = sqreen_webhook_store::open(&format!("sqlite://{}", file.display()), options).await;
+
+    assert!(
+        matches!(&result, Err(StoreError::Open(message)) if message.contains("there is no database at"))
+    );
+    assert!(!file.exists());
+}

@@ -45,6 +45,14 @@ impl SqliteStore {
             ));
         }
         let file = PathBuf::from(path);
+        if options.role == Role::Tool && !file.exists() {
+            // A tool that created an empty database would report "no deliveries" for a
+            // mistyped path instead of the mistake.
+            return Err(StoreError::Open(format!(
+                "there is no database at {}: check store.url, or start the server once to create it",
+                file.display()
+            )));
+        }
         let setup_file = file.clone();
         let dedup_window = millis(options.dedup_window);
         let writer = Writer::start("sqreen-webhook-store".into(), move || {

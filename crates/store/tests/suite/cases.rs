@@ -790,7 +790,7 @@ pub async fn next_due_is_the_earliest_due_time_or_lease_end(db: &Db) {
 }
 
 pub async fn reopening_the_store_keeps_everything(db: &Db) {
-    let store = db.open_tool().await;
+    let store = db.open().await;
     let sample = Sample::new(&["a", "b", "c"]);
     store.accept(sample.body(T0, &[HTTP])).await.unwrap();
     let ids = claim_ids(&*store, "w", T0, &[(HTTP, 2)]).await;
