@@ -187,3 +187,97 @@ fn the_served_relay_logs_each_sample_sent_with_send_sample_once_per_notification
     let status = running.0.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// A store with one dead and one delivered delivery, as a server would have left it.
+async fn store_with_a_dead_delivery(db: &str) {
+    use sqreen_webhook_core::parse;
+    use sqreen_webhook_store::{Finished, NewBody, NewNotification, Outcome, StoreOptions};
+
+    let store = sqreen_webhook_store::open(db, StoreOptions::default())
+        .await
+        .unwrap();
+    let body = sqreen_webhook_core::samples::sample("v2-authentication-events")
+        .unwrap()
+        .body
+        .as_bytes();
+    let notifications = parse(body).unwrap();
+    let new = NewBody {
+        received_at: 1_000,
+        body,
+        notifications: notifications
+            .iter()
+            .map(|n| NewNotification {
+                identity: n.identity().as_str(),
+                type_name: &n.view().type_name,
+                span: n.span(),
+                targets: vec!["siem"],
+            })
+            .collect(),
+    };
+    store.accept(new).await.unwrap();
+    let claims = store
+        .claim("test", 2_000, Duration::from_secs(60), &[("siem", 10)])
+        .await
+        .unwrap();
+    let done = vec![
+        Finished {
+            id: claims[0].id,
+            outcome: Outcome::Dead {
+                error: "the receiver refused: 400 Bad Request".into(),
+            },
+        },
+        Finished {
+            id: claims[1].id,
+            outcome: Outcome::Delivered,
+        },
+    ];
+    store.finish("test", 3_000, done).await.unwrap();
+}
+
+#[tokio::test]
+async fn dead_deliveries_are_listed_and_put_back_in_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/relay.db", dir.path().display());
+    store_with_a_dead_delivery(&db).await;
+    let run = |args: &[&str]| {
+        let output = server()
+            .env("SQREEN_WEBHOOK_SECRET", "s")
+            .env("SQREEN_WEBHOOK__STORE__URL", &db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    let all = run(&["deliveries"]);
+    assert!(all.contains("delivered") && all.contains("dead"), "{all}");
+    let dead = run(&["dead"]);
+    assert_eq!(
+        dead.lines().filter(|l| l.contains(" dead ")).count(),
+        1,
+        "{dead}"
+    );
+    assert!(
+        dead.contains("the receiver refused: 400 Bad Request"),
+        "{dead}"
+    );
+    assert!(dead.contains("security_event:587b234"), "{dead}");
+
+    assert_eq!(
+        run(&["retry", "--all-dead"]).trim(),
+        "1 deliveries put back in the queue"
+    );
+
+    assert_eq!(run(&["dead"]).trim(), "no deliveries");
+    let pending = run(&["deliveries", "--state", "pending"]);
+    assert_eq!(
+        pending.lines().filter(|l| l.contains(" pending ")).count(),
+        1,
+        "{pending}"
+    );
+}
