@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqreen_webhook_core::{DeliveryError, Notification, Target};
 use sqreen_webhook_store::{Claim, Finished, Millis, Outcome, Store, StoreError};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::retry::{Decision, RetryPolicy};
@@ -162,7 +162,19 @@ struct Inner {
     stats: Stats,
     random: RandomState,
     sequence: AtomicU64,
+    /// Outcomes on their way to the store, recorded together by [`record_outcomes`].
+    outcomes: mpsc::UnboundedSender<Recording>,
+    pending_outcomes: Mutex<Option<mpsc::UnboundedReceiver<Recording>>>,
 }
+
+/// One attempt's outcome, and where to say whether its lease was still held.
+struct Recording {
+    finished: Finished,
+    reply: oneshot::Sender<Result<bool, String>>,
+}
+
+/// Most outcomes recorded in one call to the store.
+const OUTCOME_BATCH: usize = 256;
 
 /// The delivery engine. Cheap to clone; every clone drives the same engine.
 #[derive(Clone)]
@@ -223,7 +235,10 @@ impl Engine {
         if options.concurrency == 0 {
             return Err(EngineError::NoConcurrency("*".to_owned()));
         }
+        let (outcomes, pending_outcomes) = mpsc::unbounded_channel();
         let inner = Inner {
+            outcomes,
+            pending_outcomes: Mutex::new(Some(pending_outcomes)),
             store,
             clock,
             slots,
@@ -245,6 +260,18 @@ impl Engine {
 
     /// Starts the claim loop on the current tokio runtime.
     pub fn start(&self) {
+        let pending = self
+            .inner
+            .pending_outcomes
+            .lock()
+            .ok()
+            .and_then(|mut p| p.take());
+        if let Some(receiver) = pending {
+            let store = self.inner.store.clone();
+            let clock = self.inner.clock.clone();
+            let owner = self.inner.options.owner.clone();
+            tokio::spawn(record_outcomes(store, clock, owner, receiver));
+        }
         let inner = self.inner.clone();
         let handle = tokio::spawn(async move { inner.run().await });
         if let Ok(mut tasks) = self.tasks.lock() {
@@ -511,12 +538,22 @@ impl Inner {
                 }
             },
         };
-        let finished = vec![Finished {
-            id: claim.id,
-            outcome,
-        }];
-        match self.store.finish(&self.options.owner, now, finished).await {
-            Ok(lost) if !lost.is_empty() => {
+        let (reply, recorded) = oneshot::channel();
+        let recording = Recording {
+            finished: Finished {
+                id: claim.id,
+                outcome,
+            },
+            reply,
+        };
+        let result = match self.outcomes.send(recording) {
+            Ok(()) => recorded
+                .await
+                .unwrap_or_else(|_| Err("the outcome recorder stopped".to_owned())),
+            Err(_) => Err("the outcome recorder stopped".to_owned()),
+        };
+        match result {
+            Ok(true) => {
                 self.stats.lost_leases.fetch_add(1, Ordering::Relaxed);
                 log::warn!(
                     "delivery {} to {}: the lease expired during the attempt; another claimer may repeat it",
@@ -524,7 +561,7 @@ impl Inner {
                     claim.target
                 );
             }
-            Ok(_) => {}
+            Ok(false) => {}
             Err(error) => log::error!(
                 "delivery {} to {}: cannot record the outcome, the attempt will be repeated when its lease expires: {error}",
                 claim.id,
@@ -534,5 +571,43 @@ impl Inner {
         slot.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.wake.notify_one();
+    }
+}
+
+/// Records attempts' outcomes in batches: every outcome waiting when the store is free goes
+/// in one call, so that a busy engine costs one store transaction per batch of deliveries,
+/// not one per delivery. Each attempt waits for its own outcome to be recorded, so that a
+/// shutdown that waits for attempts also waits for their outcomes.
+async fn record_outcomes(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    owner: String,
+    mut receiver: mpsc::UnboundedReceiver<Recording>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < OUTCOME_BATCH {
+            match receiver.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let (finished, replies): (Vec<Finished>, Vec<_>) = batch
+            .into_iter()
+            .map(|r| (r.finished.clone(), (r.finished.id, r.reply)))
+            .unzip();
+        match store.finish(&owner, clock.now(), finished).await {
+            Ok(lost) => {
+                for (id, reply) in replies {
+                    let _ = reply.send(Ok(lost.contains(&id)));
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for (_, reply) in replies {
+                    let _ = reply.send(Err(message.clone()));
+                }
+            }
+        }
     }
 }
