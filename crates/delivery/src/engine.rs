@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -162,6 +162,8 @@ struct Inner {
     stats: Stats,
     random: RandomState,
     sequence: AtomicU64,
+    /// The earliest retry this engine scheduled and has not claimed yet (`Millis::MAX`: none).
+    next_retry: AtomicI64,
     /// Outcomes on their way to the store, recorded together by [`record_outcomes`].
     outcomes: mpsc::UnboundedSender<Recording>,
     pending_outcomes: Mutex<Option<mpsc::UnboundedReceiver<Recording>>>,
@@ -251,6 +253,7 @@ impl Engine {
             stats: Stats::default(),
             random: RandomState::new(),
             sequence: AtomicU64::new(0),
+            next_retry: AtomicI64::new(Millis::MAX),
         };
         Ok(Engine {
             inner: Arc::new(inner),
@@ -328,28 +331,27 @@ impl Inner {
                     running.remove(&id);
                 }
             }
-            let claimed = match self.claim().await {
-                Ok(claims) => claims,
+            let (claimed, asked) = match self.claim().await {
+                Ok(claimed) => claimed,
                 Err(error) => {
                     log::error!("cannot claim deliveries: {error}");
-                    Vec::new()
+                    (Vec::new(), 0)
                 }
             };
-            let full = claimed.len();
+            let got = claimed.len();
             for claim in claimed {
                 let id = claim.id;
                 let inner = self.clone();
                 let handle = attempts.spawn(async move { inner.attempt(claim).await });
                 running.insert(handle.id(), id);
             }
-            if full > 0 && self.free_slots() > 0 {
+            if asked > 0 && got == asked {
                 // The store may have more due work than it gave: ask again at once.
                 continue;
             }
-            let sleep = self.sleep_duration().await;
             tokio::select! {
                 () = self.wake.notified() => {}
-                () = tokio::time::sleep(sleep) => {}
+                () = tokio::time::sleep(self.sleep_duration()) => {}
                 Some(done) = attempts.join_next_with_id(), if !attempts.is_empty() => {
                     if let Ok((id, ())) = done {
                         running.remove(&id);
@@ -403,7 +405,9 @@ impl Inner {
             .saturating_sub(self.in_flight.load(Ordering::SeqCst))
     }
 
-    async fn claim(&self) -> Result<Vec<Claim>, StoreError> {
+    /// Claims due deliveries for every free slot; returns them and how many were asked for
+    /// (0 when every slot is taken, and then the store is not asked at all).
+    async fn claim(&self) -> Result<(Vec<Claim>, usize), StoreError> {
         let mut free = self.free_slots();
         let mut wants: Vec<(&str, usize)> = Vec::new();
         for name in &self.order {
@@ -422,8 +426,9 @@ impl Inner {
             }
         }
         if wants.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
+        let asked = wants.iter().map(|(_, n)| n).sum();
         let claims = self
             .store
             .claim(
@@ -439,21 +444,31 @@ impl Inner {
             }
             self.in_flight.fetch_add(1, Ordering::SeqCst);
         }
-        Ok(claims)
+        Ok((claims, asked))
     }
 
-    async fn sleep_duration(&self) -> Duration {
-        let names: Vec<&str> = self.order.iter().map(String::as_str).collect();
-        let now = self.clock.now();
+    /// How long to wait for work when nothing wakes the engine: until the earliest retry this
+    /// engine scheduled, or the poll interval. Retries scheduled by another replica, or
+    /// before a restart, are found by polling.
+    fn sleep_duration(&self) -> Duration {
         let poll = self.options.poll_interval;
-        match self.store.next_due(&names, now).await {
-            Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now).max(0) as u64).min(poll),
-            Ok(None) => poll,
-            Err(error) => {
-                log::error!("cannot read the next due delivery: {error}");
-                poll
-            }
+        let hint = self.next_retry.load(Ordering::SeqCst);
+        let now = self.clock.now();
+        if hint == Millis::MAX {
+            return poll;
         }
+        if hint <= now {
+            // It was due at the claim just made, which took it or had no room for it (a slot
+            // that frees up wakes the engine).
+            let _ = self.next_retry.compare_exchange(
+                hint,
+                Millis::MAX,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            return poll;
+        }
+        Duration::from_millis((hint - now) as u64).min(poll)
     }
 
     fn jitter(&self) -> f64 {
@@ -504,6 +519,7 @@ impl Inner {
                 self.jitter(),
             ) {
                 Decision::RetryAt(at) => {
+                    self.next_retry.fetch_min(at, Ordering::SeqCst);
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
                     log::warn!(
                         "delivery {} to {} failed (attempt {}, {}, {}): {error}; next attempt in {}",
