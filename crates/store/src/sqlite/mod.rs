@@ -144,6 +144,9 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Each job runs in a savepoint, whose journal would otherwise be a temporary file
+    // written on every job: in memory it costs no system call.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
