@@ -1,8 +1,11 @@
 //! Project automation, in Rust so that it runs wherever cargo does.
 //!
 //! - `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
+//! - `cargo xtask bench [--quick]`: throughput, latency and memory against controls.
 //!
 //! Each step is printed before it runs, so that a failure names the command to rerun.
+
+mod bench;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -15,8 +18,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("bench") => bench::main(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask ci");
+            eprintln!("usage: cargo xtask ci | bench [--quick]");
             return ExitCode::from(2);
         }
     };
@@ -73,8 +77,17 @@ impl Step {
     }
 }
 
+/// Where the store's PostgreSQL tests connect when `DATABASE_URL` is not set: the local
+/// server that the README's development section describes.
+const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
 fn ci() -> Result<(), String> {
     let started = Instant::now();
+    let mut tests = cargo(&["test", "--workspace", "--all-features"]);
+    if env::var_os("DATABASE_URL").is_none() && env::var_os("SQREEN_WEBHOOK_SKIP_POSTGRES").is_none() {
+        eprintln!("DATABASE_URL is not set: the PostgreSQL tests use {LOCAL_DATABASE_URL}");
+        tests = tests.env("DATABASE_URL", LOCAL_DATABASE_URL);
+    }
     cargo(&["fmt", "--all", "--", "--check"]).run()?;
     cargo(&[
         "clippy",
@@ -86,7 +99,7 @@ fn ci() -> Result<(), String> {
         "warnings",
     ])
     .run()?;
-    cargo(&["test", "--workspace", "--all-features"]).run()?;
+    tests.run()?;
     for feature in TARGET_FEATURES {
         cargo(&[
             "build",
@@ -101,6 +114,8 @@ fn ci() -> Result<(), String> {
     cargo(&["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings")
         .run()?;
+    // The harness must keep working; no budget is enforced on a shared CI machine.
+    bench::main(&["--quick".to_owned()])?;
     eprintln!("\nci: every check passed in {:.0?}", started.elapsed());
     Ok(())
 }
