@@ -84,7 +84,9 @@ const LOCAL_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 fn ci() -> Result<(), String> {
     let started = Instant::now();
     let mut tests = cargo(&["test", "--workspace", "--all-features"]);
-    if env::var_os("DATABASE_URL").is_none() && env::var_os("SQREEN_WEBHOOK_SKIP_POSTGRES").is_none() {
+    if env::var_os("DATABASE_URL").is_none()
+        && env::var_os("SQREEN_WEBHOOK_SKIP_POSTGRES").is_none()
+    {
         eprintln!("DATABASE_URL is not set: the PostgreSQL tests use {LOCAL_DATABASE_URL}");
         tests = tests.env("DATABASE_URL", LOCAL_DATABASE_URL);
     }

@@ -96,11 +96,7 @@ async fn bare(_body: web::Bytes) -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
-async fn verify(
-    request: HttpRequest,
-    body: web::Bytes,
-    key: web::Data<hmac::Key>,
-) -> HttpResponse {
+async fn verify(request: HttpRequest, body: web::Bytes, key: web::Data<hmac::Key>) -> HttpResponse {
     let tag = request
         .headers()
         .get(SIGNATURE_HEADER)

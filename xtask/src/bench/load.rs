@@ -58,7 +58,10 @@ impl Connection {
         let request = Request::post("/webhook")
             .header(hyper::header::HOST, self.addr.to_string())
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(sqreen_webhook_core::SIGNATURE_HEADER, signed.signature.as_str())
+            .header(
+                sqreen_webhook_core::SIGNATURE_HEADER,
+                signed.signature.as_str(),
+            )
             .body(Full::new(signed.body.clone()))
             .map_err(|e| format!("cannot build a request: {e}"))?;
         self.send(request).await

@@ -28,7 +28,11 @@ fn parse_status(status: &str) -> Option<Memory> {
     let field = |name: &str| {
         status.lines().find_map(|line| {
             let rest = line.strip_prefix(name)?.strip_prefix(':')?;
-            rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok()
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
         })
     };
     Some(Memory {
@@ -73,7 +77,8 @@ mod tests {
 
     #[test]
     fn reads_resident_memory_and_its_peak_from_the_status_file() {
-        let status = "Name:\tserver\nVmPeak:\t  900000 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
+        let status =
+            "Name:\tserver\nVmPeak:\t  900000 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
 
         assert_eq!(
             parse_status(status),

@@ -117,7 +117,10 @@ mod tests {
 
         assert_eq!(summary.p50_ms, None);
         assert_eq!(summary.max_ms, None);
-        assert_eq!(Samples::new(vec![1000, 2000, NEVER]).summary().p50_ms, Some(2.0));
+        assert_eq!(
+            Samples::new(vec![1000, 2000, NEVER]).summary().p50_ms,
+            Some(2.0)
+        );
     }
 
     #[test]

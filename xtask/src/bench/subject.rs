@@ -77,7 +77,11 @@ impl Process {
     }
 
     fn log_tail(&self) -> String {
-        let Some(text) = self.log.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) else {
+        let Some(text) = self
+            .log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        else {
             return String::new();
         };
         let lines: Vec<&str> = text.lines().collect();

@@ -275,7 +275,10 @@ fn fresh_secret() -> (String, u32) {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let mixed = nanos ^ (u128::from(std::process::id()) << 64);
-    (format!("bench-{mixed:032x}"), (nanos as u32) ^ std::process::id())
+    (
+        format!("bench-{mixed:032x}"),
+        (nanos as u32) ^ std::process::id(),
+    )
 }
 
 async fn suite(
@@ -291,8 +294,7 @@ async fn suite(
     let verify = start_control(control::Kind::Verify, &secret, workers).await?;
     let control_idle = [bare.memory(), verify.memory()];
     let work = options.out.join("work");
-    std::fs::create_dir_all(&work)
-        .map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
     let mut bench = Bench {
         plan: plan.clone(),
         factory: factory.clone(),
@@ -551,9 +553,7 @@ impl Bench {
                 rounds_requests_per_s: runs.iter().map(|m| m.outcome.per_second()).collect(),
                 vs_verify: share(rps, verify),
                 vs_bare: share(rps, bare),
-                cpu_us_per_request: median(
-                    runs.iter().filter_map(|m| m.cpu_us_per_request(m.cpu)),
-                ),
+                cpu_us_per_request: median(runs.iter().filter_map(|m| m.cpu_us_per_request(m.cpu))),
                 harness_cpu_us_per_request: median(
                     runs.iter()
                         .filter_map(|m| m.cpu_us_per_request(m.harness_cpu)),
@@ -600,8 +600,7 @@ impl Bench {
                 subject: subject.label(),
                 events,
                 rate: self.plan.rate,
-                achieved_per_s: median(runs.iter().map(|m| m.outcome.per_second()))
-                    .unwrap_or(0.0),
+                achieved_per_s: median(runs.iter().map(|m| m.outcome.per_second())).unwrap_or(0.0),
                 latency: Latency::combine(
                     &runs
                         .iter()
@@ -672,9 +671,9 @@ impl Bench {
                         .collect::<Vec<_>>(),
                 )
             };
-            let relay_throughput = throughput
-                .iter()
-                .find(|t| t.events == events && t.subject == Subject::Relay(Durability::Process).label());
+            let relay_throughput = throughput.iter().find(|t| {
+                t.events == events && t.subject == Subject::Relay(Durability::Process).label()
+            });
             rows.push(Scaling {
                 events,
                 bytes: self.factory.make(events).body.len(),
@@ -891,7 +890,8 @@ fn filesystem_of(path: &std::path::Path, mounts: &str) -> String {
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
             let (device, point, kind) = (fields.next()?, fields.next()?, fields.next()?);
-            path.starts_with(point).then_some((point.len(), kind, device))
+            path.starts_with(point)
+                .then_some((point.len(), kind, device))
         })
         .max_by_key(|(len, _, _)| *len)
         .map_or("unknown filesystem".to_owned(), |(_, kind, device)| {
