@@ -1,6 +1,8 @@
 //! Every captured body parses, and its notifications say what the capture says, field by
 //! field.
 
+#![allow(clippy::unwrap_used)]
+
 use sqreen_webhook_core::payload::{Ip, Payload};
 use sqreen_webhook_core::samples::{SAMPLES, sample};
 use sqreen_webhook_core::{Kind, Notification, ParseError, Version, parse};

@@ -1,5 +1,7 @@
 //! The verifier against every published test vector, and against tampered bodies.
 
+#![allow(clippy::unwrap_used)]
+
 use serde::Deserialize;
 use sqreen_webhook_core::samples::sample;
 use sqreen_webhook_core::{Secret, SignatureError, Verifier, sign};
@@ -114,7 +116,7 @@ fn a_truncated_or_padded_signature_is_a_length_error() {
     let verifier = Verifier::new([Secret::new("1234")]).unwrap();
     let signature = sign(&Secret::new("1234"), b"{}");
     assert_eq!(
-        verifier.verify(b"{}", Some(signature[..63].as_bytes())),
+        verifier.verify(b"{}", Some(&signature.as_bytes()[..63])),
         Err(SignatureError::WrongLength(63))
     );
     assert_eq!(

@@ -1,6 +1,8 @@
 //! The engine against a real SQLite store, with a clock the test moves: retry schedules,
 //! `Retry-After`, dead deliveries, per-target isolation and shutdown.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
