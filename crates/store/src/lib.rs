@@ -32,7 +32,7 @@ pub mod sqlite;
 
 /// The version of the schema this code creates and understands. Both implementations keep
 /// the same logical schema at the same version.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;

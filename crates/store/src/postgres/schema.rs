@@ -57,6 +57,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_updated ON deliveries (updated_at);
     CREATE INDEX deliveries_notification ON deliveries (notification_id);
     CREATE INDEX deliveries_leased ON deliveries (lease_owner) WHERE lease_owner IS NOT NULL;",
+    // 2: two indexes that every insert and finish updated and no query needed: listing
+    // everything by time sorts, and leases are looked up by id.
+    "DROP INDEX deliveries_updated;
+    DROP INDEX deliveries_leased;",
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], in one transaction.
