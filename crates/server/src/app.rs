@@ -3,10 +3,12 @@
 //! [`Application::build`] opens the store, builds every target, starts the delivery engine
 //! and binds the HTTP listener; [`Application::run`] serves until SIGINT or SIGTERM, then
 //! stops accepting requests, lets deliveries in flight finish up to the shutdown timeout,
-//! and reports what is left in the queue. Tests build it on port 0 with extra targets.
+//! and reports what is left in the queue. While it runs, a pruner deletes what
+//! `store.retention` no longer keeps. Tests build it on port 0 with extra targets.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
@@ -180,6 +182,11 @@ impl Application {
     pub async fn run(self) -> anyhow::Result<()> {
         self.engine.start();
         self.engine.wake();
+        let pruner = tokio::spawn(prune_forever(
+            self.store.clone(),
+            self.settings.store.retention,
+            self.settings.store.dedup_window,
+        ));
         let targets: Vec<&str> = self
             .settings
             .targets
@@ -196,7 +203,9 @@ impl Application {
                 targets.join(", ")
             }
         );
-        self.server.await.context("HTTP server failed")?;
+        let served = self.server.await;
+        pruner.abort();
+        served.context("HTTP server failed")?;
         log::info!("no longer accepting webhooks; finishing deliveries in flight");
         let report = self
             .engine
@@ -224,3 +233,26 @@ impl Application {
         Ok(())
     }
 }
+
+/// Deletes delivered work older than `retention`, when the relay starts and then every
+/// `retention` (between a second and an hour). De-duplication entries are kept for the
+/// whole window even if the retention is shorter, or re-sends would be delivered again.
+async fn prune_forever(store: Arc<dyn Store>, retention: Duration, dedup_window: Duration) {
+    let keep = retention.max(dedup_window);
+    let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+    let mut every = tokio::time::interval(retention.clamp(PRUNE_INTERVAL_MIN, PRUNE_INTERVAL_MAX));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let before = routes::now_ms().saturating_sub(keep_ms);
+        match store.prune(before).await {
+            Ok(0) => {}
+            Ok(deleted) => log::info!("pruned {deleted} rows older than {keep:?}"),
+            Err(error) => log::warn!("cannot prune the store: {error}"),
+        }
+    }
+}
+
+/// The pruner's interval is the retention, within these bounds.
+const PRUNE_INTERVAL_MIN: Duration = Duration::from_secs(1);
+const PRUNE_INTERVAL_MAX: Duration = Duration::from_secs(3600);

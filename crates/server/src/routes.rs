@@ -39,7 +39,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz));
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

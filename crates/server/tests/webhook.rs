@@ -271,3 +271,39 @@ async fn a_batch_sent_again_is_answered_200_and_not_delivered_again() {
     assert_eq!(recorder.received().len(), 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn delivered_work_is_pruned_after_the_retention_and_dead_deliveries_are_kept() {
+    let delivered = Recorder::new("delivered", Behaviour::Accept);
+    let refused = Recorder::new("refused", Behaviour::FailPermanent);
+    let app = spawn_app(Options {
+        store_toml: "retention = \"1ms\"\ndedup_window = \"1ms\"".into(),
+        targets: vec![recorder_target(&delivered), recorder_target(&refused)],
+        ..Options::default()
+    })
+    .await;
+    let body = sample("v1-security-event").unwrap().body.as_bytes();
+
+    assert_eq!(app.post_signed(body).await.status(), 200);
+    delivered.wait_for(1, WAIT).await;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let left = loop {
+        let all = app
+            .store
+            .list(sqreen_webhook_store::ListQuery {
+                state: None,
+                limit: 0,
+            })
+            .await
+            .unwrap();
+        let dead_only = all.iter().all(|d| d.target == "refused");
+        if (dead_only && !all.is_empty()) || tokio::time::Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].state, sqreen_webhook_store::DeliveryState::Dead);
+    app.stop().await;
+}

@@ -124,14 +124,16 @@ pub struct TestApp {
 pub struct Options {
     /// Extra TOML appended to the base configuration.
     pub toml: String,
+    /// Extra keys of the `[store]` table, which the base configuration already opens.
+    pub store_toml: String,
     pub targets: Vec<ExtraTarget>,
 }
 
-pub fn settings(dir: &std::path::Path, extra_toml: &str) -> Settings {
+fn settings(dir: &std::path::Path, store_toml: &str, extra_toml: &str) -> Settings {
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"5s\"\n\
          [webhook]\nsecrets = [\"${{WEBHOOK_SECRET}}\"]\n\
-         [store]\nurl = \"sqlite://{}/relay.db\"\n\
+         [store]\nurl = \"sqlite://{}/relay.db\"\n{store_toml}\n\
          [delivery]\npoll_interval = \"200ms\"\n{extra_toml}",
         dir.display()
     );
@@ -142,7 +144,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
     server::app::install_crypto_provider();
     let _ = env_logger::builder().is_test(true).try_init();
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = settings(dir.path(), &options.toml);
+    let mut settings = settings(dir.path(), &options.store_toml, &options.toml);
     if !options.toml.contains("[[targets]]") {
         // Only the targets the test asked for, not the default log target.
         settings.targets.clear();
