@@ -117,6 +117,7 @@ async fn one_webhook_reaches_every_target_type_and_a_down_target_does_not_stop_t
     let app = spawn_app(Options {
         toml,
         targets: vec![recorder_target(&log)],
+        ..Options::default()
     })
     .await;
 
