@@ -77,11 +77,12 @@ impl Router {
         self
     }
 
-    /// The names of the targets that want `notification`.
-    pub fn targets_for<'a>(
-        &'a self,
-        notification: &'a Notification,
-    ) -> impl Iterator<Item = &'a str> + 'a {
+    /// The names of the targets that want `notification`. The names borrow the router
+    /// only, so they outlive the notification.
+    pub fn targets_for<'r, 'n>(
+        &'r self,
+        notification: &'n Notification,
+    ) -> impl Iterator<Item = &'r str> + use<'r, 'n> {
         self.routes
             .iter()
             .filter(|(_, filter)| filter.matches(notification))

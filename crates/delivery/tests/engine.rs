@@ -141,7 +141,7 @@ impl Harness {
         let notifications = parse(body).unwrap();
         let new = NewBody {
             received_at: self.clock.now(),
-            body,
+            body: body.to_vec().into(),
             notifications: notifications
                 .iter()
                 .map(|n| NewNotification {

@@ -90,16 +90,29 @@ async fn webhook(
             };
         }
     };
+    // What the store needs of each notification, owned, so that the parsed notifications
+    // (several times the body's size) are freed before the wait for the commit.
+    let count = notifications.len();
+    let index: Vec<Indexed<'_>> = notifications
+        .iter()
+        .map(|n| Indexed {
+            identity: n.identity().as_str().to_owned(),
+            type_name: n.view().type_name.clone(),
+            span: n.span(),
+            targets: state.router.targets_for(n).collect(),
+        })
+        .collect();
+    drop(notifications);
     let new = NewBody {
         received_at,
-        body: &body,
-        notifications: notifications
+        body,
+        notifications: index
             .iter()
             .map(|n| NewNotification {
-                identity: n.identity().as_str(),
-                type_name: &n.view().type_name,
-                span: n.span(),
-                targets: state.router.targets_for(n).collect(),
+                identity: &n.identity,
+                type_name: &n.type_name,
+                span: n.span.clone(),
+                targets: n.targets.clone(),
             })
             .collect(),
     };
@@ -114,7 +127,7 @@ async fn webhook(
                 accepted.body_id
             );
             HttpResponse::Ok().json(json!({
-                "accepted": notifications.len(),
+                "accepted": count,
                 "duplicates": accepted.duplicates,
             }))
         }
@@ -126,6 +139,14 @@ async fn webhook(
             )
         }
     }
+}
+
+/// A notification as the store takes it.
+struct Indexed<'r> {
+    identity: String,
+    type_name: String,
+    span: std::ops::Range<usize>,
+    targets: Vec<&'r str>,
 }
 
 async fn healthz() -> HttpResponse {

@@ -203,7 +203,7 @@ async fn store_with_a_dead_delivery(db: &str) {
     let notifications = parse(body).unwrap();
     let new = NewBody {
         received_at: 1_000,
-        body,
+        body: body.to_vec().into(),
         notifications: notifications
             .iter()
             .map(|n| NewNotification {

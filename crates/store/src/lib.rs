@@ -25,6 +25,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 mod owned;
 pub mod postgres;
@@ -41,8 +42,9 @@ pub type Millis = i64;
 #[derive(Debug, Clone)]
 pub struct NewBody<'a> {
     pub received_at: Millis,
-    /// The raw bytes, kept as received.
-    pub body: &'a [u8],
+    /// The raw bytes, kept as received. Shared rather than borrowed, so that the store keeps
+    /// the request's own buffer instead of copying a body of up to megabytes.
+    pub body: Bytes,
     pub notifications: Vec<NewNotification<'a>>,
 }
 

@@ -2,11 +2,13 @@
 //! implementations share.
 //!
 //! The SQLite writer runs on its own thread and the PostgreSQL group commit in its own task,
-//! so a body must outlive the call that submitted it: it is copied once, after its spans
-//! have been checked, so that a wrong span is refused at the door instead of being stored
-//! and failing every later claim.
+//! so a body must outlive the call that submitted it: its notifications are copied (the
+//! bytes themselves are shared) once their spans have been checked, so that a wrong span is
+//! refused at the door instead of being stored and failing every later claim.
 
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::{DeliveryState, Millis, NewBody, Outcome, StoreError};
 
@@ -14,7 +16,7 @@ use crate::{DeliveryState, Millis, NewBody, Outcome, StoreError};
 #[derive(Debug, Clone)]
 pub(crate) struct Body {
     pub received_at: Millis,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     pub notifications: Vec<Notification>,
 }
 
@@ -55,7 +57,7 @@ impl Body {
         }
         Ok(Body {
             received_at: body.received_at,
-            bytes: body.body.to_vec(),
+            bytes: body.body.clone(),
             notifications,
         })
     }

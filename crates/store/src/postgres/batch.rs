@@ -163,7 +163,7 @@ async fn try_commit(
     let mut rejected = Vec::with_capacity(batch.len());
     for write in batch {
         let (at, body, reason) = match write {
-            Write::Accept { body, .. } => (body.received_at, body.bytes.as_slice(), None),
+            Write::Accept { body, .. } => (body.received_at, &body.bytes[..], None),
             Write::Reject {
                 received_at,
                 body,

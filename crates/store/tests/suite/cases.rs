@@ -69,7 +69,7 @@ pub async fn accept_commits_the_body_and_one_delivery_per_target(db: &Db) {
     );
     assert_eq!(
         db.body(accepted.body_id).await,
-        Some((sample.bytes.clone(), None))
+        Some((sample.bytes.to_vec(), None))
     );
     assert_eq!(
         store.counts().await.unwrap(),

@@ -219,7 +219,7 @@ impl Db {
 /// A body as Sqreen sends it: a JSON array of elements, and where each one lies.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
     pub elements: Vec<(String, Range<usize>)>,
 }
 
@@ -240,7 +240,7 @@ impl Sample {
         }
         text.push(']');
         Sample {
-            bytes: text.into_bytes(),
+            bytes: text.into_bytes().into(),
             elements,
         }
     }
@@ -249,7 +249,7 @@ impl Sample {
     pub fn body<'a>(&'a self, received_at: i64, targets: &[&'a str]) -> NewBody<'a> {
         NewBody {
             received_at,
-            body: &self.bytes,
+            body: self.bytes.clone(),
             notifications: self
                 .elements
                 .iter()
