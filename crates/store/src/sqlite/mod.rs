@@ -27,6 +27,9 @@ use writer::Writer;
 /// seen from a tool) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// WAL pages that make a commit checkpoint (see `configure`).
+const WAL_CHECKPOINT_PAGES: i64 = 250;
+
 /// The embedded store.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -151,6 +154,12 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
     // 1 MiB page cache holds those as well as the 2 MiB default does (same accepts per
     // second), and a flood of large bodies then costs a megabyte less.
     conn.pragma_update(None, "cache_size", -1024)?;
+    // The commit that finds the WAL at this many pages copies it back into the file while
+    // the next batch waits, and its fsync also holds up the WAL writes behind it. A quarter
+    // of SQLite's default keeps each such pause short: answer p99 at 1,000 req/s fell from
+    // 4-6 ms to 2.3-2.5 ms, for about 5% of peak throughput. (A checkpoint thread of its own
+    // was worse: its fsyncs stalled the writer's WAL writes, p99 11-30 ms.)
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     Ok(())
 }
 
