@@ -245,13 +245,27 @@ async fn prune_forever(store: Arc<dyn Store>, retention: Duration, dedup_window:
     loop {
         every.tick().await;
         let before = routes::now_ms().saturating_sub(keep_ms);
-        match store.prune(before).await {
-            Ok(0) => {}
-            Ok(deleted) => log::info!("pruned {deleted} rows older than {keep:?}"),
-            Err(error) => log::warn!("cannot prune the store: {error}"),
+        let mut deleted = 0;
+        // In steps, so that accepts and claims get the store between them.
+        loop {
+            match store.prune(before, PRUNE_STEP).await {
+                Ok(0) => break,
+                Ok(step) => deleted += step,
+                Err(error) => {
+                    log::warn!("cannot prune the store: {error}");
+                    break;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        if deleted > 0 {
+            log::info!("pruned {deleted} rows older than {keep:?}");
         }
     }
 }
+
+/// Rows of each kind one prune step deletes at most.
+const PRUNE_STEP: usize = 1000;
 
 /// The pruner's interval is the retention, within these bounds.
 const PRUNE_INTERVAL_MIN: Duration = Duration::from_secs(1);

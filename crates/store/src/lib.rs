@@ -309,12 +309,14 @@ pub trait Store: Send + Sync + 'static {
     async fn requeue(&self, which: Requeue, now: Millis) -> Result<u64, StoreError>;
 
     /// Deletes delivered deliveries, de-duplication entries and bodies with nothing left to
-    /// deliver, last touched before `before`. Dead and waiting deliveries are kept. Returns
-    /// how many deliveries, de-duplication entries and bodies were deleted, together.
+    /// deliver, last touched before `before`: at most `limit` of each (0 means no limit), so
+    /// that a large backlog is pruned in steps with other work in between. Dead and waiting
+    /// deliveries are kept. Returns how many deliveries, de-duplication entries and bodies
+    /// were deleted, together: 0 once nothing is left to prune.
     ///
     /// `before` must lie at least the de-duplication window in the past, or identities still
     /// inside the window are forgotten and their re-sends delivered again.
-    async fn prune(&self, before: Millis) -> Result<u64, StoreError>;
+    async fn prune(&self, before: Millis, limit: usize) -> Result<u64, StoreError>;
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -308,19 +308,25 @@ impl Store for PgStore {
         Ok(done.map_err(database)?.rows_affected())
     }
 
-    async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
+    async fn prune(&self, before: Millis, limit: usize) -> Result<u64, StoreError> {
+        let limit = sql_limit(limit);
         let mut tx = self.pool.begin().await.map_err(database)?;
         let mut deleted = 0;
         for sql in [
-            "DELETE FROM deliveries WHERE state = 'delivered' AND updated_at < $1",
-            "DELETE FROM dedup WHERE seen_at < $1",
+            "DELETE FROM deliveries WHERE id IN (
+                SELECT id FROM deliveries WHERE state = 'delivered' AND updated_at < $1 LIMIT $2)",
+            "DELETE FROM dedup WHERE identity IN (
+                SELECT identity FROM dedup WHERE seen_at < $1 LIMIT $2)",
             // Notifications go with their body (ON DELETE CASCADE).
-            "DELETE FROM bodies WHERE received_at < $1 AND NOT EXISTS (
-                SELECT 1 FROM notifications n JOIN deliveries d ON d.notification_id = n.id
-                WHERE n.body_id = bodies.id)",
+            "DELETE FROM bodies WHERE id IN (
+                SELECT id FROM bodies WHERE received_at < $1 AND NOT EXISTS (
+                    SELECT 1 FROM notifications n JOIN deliveries d ON d.notification_id = n.id
+                    WHERE n.body_id = bodies.id)
+                LIMIT $2)",
         ] {
             deleted += query(sql)
                 .bind(before)
+                .bind(limit)
                 .execute(&mut *tx)
                 .await
                 .map_err(database)?

@@ -237,8 +237,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
-        self.writer.call(move |conn| ops::prune(conn, before)).await
+    async fn prune(&self, before: Millis, limit: usize) -> Result<u64, StoreError> {
+        self.writer
+            .call(move |conn| ops::prune(conn, before, limit))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -326,21 +326,30 @@ pub(super) fn requeue(conn: &Connection, which: &Requeue, now: Millis) -> rusqli
     Ok(changed as u64)
 }
 
-pub(super) fn prune(conn: &Connection, before: Millis) -> rusqlite::Result<u64> {
+pub(super) fn prune(conn: &Connection, before: Millis, limit: usize) -> rusqlite::Result<u64> {
+    let limit = sql_limit(limit);
     let deliveries = conn
-        .prepare_cached("DELETE FROM deliveries WHERE state = 'delivered' AND updated_at < ?1")?
-        .execute([before])?;
+        .prepare_cached(
+            "DELETE FROM deliveries WHERE id IN (
+                SELECT id FROM deliveries WHERE state = 'delivered' AND updated_at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before, limit])?;
     let dedup = conn
-        .prepare_cached("DELETE FROM dedup WHERE seen_at < ?1")?
-        .execute([before])?;
+        .prepare_cached(
+            "DELETE FROM dedup WHERE identity IN (
+                SELECT identity FROM dedup WHERE seen_at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before, limit])?;
     // Notifications go with their body (ON DELETE CASCADE).
     let bodies = conn
         .prepare_cached(
-            "DELETE FROM bodies WHERE received_at < ?1 AND NOT EXISTS (
-                SELECT 1 FROM notifications n JOIN deliveries d ON d.notification_id = n.id
-                WHERE n.body_id = bodies.id)",
+            "DELETE FROM bodies WHERE id IN (
+                SELECT id FROM bodies WHERE received_at < ?1 AND NOT EXISTS (
+                    SELECT 1 FROM notifications n JOIN deliveries d ON d.notification_id = n.id
+                    WHERE n.body_id = bodies.id)
+                LIMIT ?2)",
         )?
-        .execute([before])?;
+        .execute(params![before, limit])?;
     Ok((deliveries + dedup + bodies) as u64)
 }
 

@@ -657,8 +657,8 @@ pub async fn prune_deletes_finished_work_and_keeps_dead_and_waiting_deliveries(d
         .await
         .unwrap();
 
-    let nothing = store.prune(T0).await.unwrap();
-    let pruned = store.prune(T0 + 2 * SECOND).await.unwrap();
+    let nothing = store.prune(T0, 0).await.unwrap();
+    let pruned = store.prune(T0 + 2 * SECOND, 0).await.unwrap();
 
     assert_eq!(nothing, 0);
     // The delivered delivery, three de-duplication entries, and the bodies left with nothing
@@ -687,6 +687,34 @@ pub async fn prune_deletes_finished_work_and_keeps_dead_and_waiting_deliveries(d
         .await
         .unwrap();
     assert_eq!(resent.fresh, 1, "a pruned identity is forgotten");
+}
+
+pub async fn prune_with_a_limit_deletes_a_backlog_in_steps(db: &Db) {
+    let store = db.open().await;
+    for name in ["one", "two", "three"] {
+        store
+            .accept(Sample::new(&[name]).body(T0, &[HTTP]))
+            .await
+            .unwrap();
+    }
+    let claims = store.claim("w", T0, LEASE, &[(HTTP, 10)]).await.unwrap();
+    let done = claims.iter().map(|c| delivered(c.id)).collect();
+    store.finish("w", T0 + SECOND, done).await.unwrap();
+
+    let mut steps = Vec::new();
+    loop {
+        let deleted = store.prune(T0 + 2 * SECOND, 1).await.unwrap();
+        if deleted == 0 {
+            break;
+        }
+        steps.push(deleted);
+        assert!(steps.len() <= 3, "pruning does not end: {steps:?}");
+    }
+
+    // Each step: one delivery, one de-duplication entry, and the body it emptied.
+    assert_eq!(steps, [3, 3, 3]);
+    let counts = store.counts().await.unwrap();
+    assert_eq!(count(&counts, DeliveryState::Delivered), 0);
 }
 
 pub async fn a_rejected_body_is_kept_with_its_reason(db: &Db) {

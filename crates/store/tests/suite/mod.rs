@@ -47,6 +47,7 @@ macro_rules! store_suite {
             requeue_skips_a_delivery_under_a_live_lease,
             list_filters_by_state_newest_first_and_honours_the_limit,
             prune_deletes_finished_work_and_keeps_dead_and_waiting_deliveries,
+            prune_with_a_limit_deletes_a_backlog_in_steps,
             a_rejected_body_is_kept_with_its_reason,
             nul_characters_from_a_payload_or_a_target_are_stored,
             next_due_is_the_earliest_due_time_or_lease_end,
