@@ -28,7 +28,7 @@ use writer::Writer;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// WAL pages that make a commit checkpoint (see `configure`).
-const WAL_CHECKPOINT_PAGES: i64 = 250;
+const WAL_CHECKPOINT_PAGES: i64 = 500;
 
 /// The embedded store.
 #[derive(Debug)]
@@ -155,10 +155,11 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
     // second), and a flood of large bodies then costs a megabyte less.
     conn.pragma_update(None, "cache_size", -1024)?;
     // The commit that finds the WAL at this many pages copies it back into the file while
-    // the next batch waits, and its fsync also holds up the WAL writes behind it. A quarter
-    // of SQLite's default keeps each such pause short: answer p99 at 1,000 req/s fell from
-    // 4-6 ms to 2.3-2.5 ms, for about 5% of peak throughput. (A checkpoint thread of its own
-    // was worse: its fsyncs stalled the writer's WAL writes, p99 11-30 ms.)
+    // the next batch waits, and its fsync also holds up the WAL writes behind it. Half of
+    // SQLite's default keeps each such pause short: answer p99 at 1,000 req/s fell from
+    // 4-6 ms to about 3 ms. A quarter of it did better still (2.5 ms) but left too little
+    // of the writer for deliveries at 10,000 a second; a checkpoint thread of its own was
+    // worse (its fsyncs stalled the writer's WAL writes: p99 11-30 ms).
     conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     Ok(())
 }
