@@ -482,6 +482,48 @@ impl Inner {
             return;
         };
         let spec = &slot.spec;
+        let outcome = if claim.attempt > spec.policy.max_attempts {
+            self.give_up(&claim)
+        } else {
+            self.try_once(&claim, spec).await
+        };
+        let (reply, recorded) = oneshot::channel();
+        let recording = Recording {
+            finished: Finished {
+                id: claim.id,
+                outcome,
+            },
+            reply,
+        };
+        let result = match self.outcomes.send(recording) {
+            Ok(()) => recorded
+                .await
+                .unwrap_or_else(|_| Err("the outcome recorder stopped".to_owned())),
+            Err(_) => Err("the outcome recorder stopped".to_owned()),
+        };
+        match result {
+            Ok(true) => {
+                self.stats.lost_leases.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "delivery {} to {}: the lease expired during the attempt; another claimer may repeat it",
+                    claim.id,
+                    claim.target
+                );
+            }
+            Ok(false) => {}
+            Err(error) => log::error!(
+                "delivery {} to {}: cannot record the outcome, the attempt will be repeated when its lease expires: {error}",
+                claim.id,
+                claim.target
+            ),
+        }
+        slot.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Makes one attempt and decides what follows it.
+    async fn try_once(&self, claim: &Claim, spec: &TargetSpec) -> Outcome {
         self.stats.attempts.fetch_add(1, Ordering::Relaxed);
         let result = match Notification::from_element(&claim.element) {
             Ok(notification) => {
@@ -499,7 +541,7 @@ impl Inner {
             ),
         };
         let now = self.clock.now();
-        let outcome = match result {
+        match result {
             Ok(()) => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 log::info!(
@@ -553,40 +595,25 @@ impl Inner {
                     }
                 }
             },
-        };
-        let (reply, recorded) = oneshot::channel();
-        let recording = Recording {
-            finished: Finished {
-                id: claim.id,
-                outcome,
-            },
-            reply,
-        };
-        let result = match self.outcomes.send(recording) {
-            Ok(()) => recorded
-                .await
-                .unwrap_or_else(|_| Err("the outcome recorder stopped".to_owned())),
-            Err(_) => Err("the outcome recorder stopped".to_owned()),
-        };
-        match result {
-            Ok(true) => {
-                self.stats.lost_leases.fetch_add(1, Ordering::Relaxed);
-                log::warn!(
-                    "delivery {} to {}: the lease expired during the attempt; another claimer may repeat it",
-                    claim.id,
-                    claim.target
-                );
-            }
-            Ok(false) => {}
-            Err(error) => log::error!(
-                "delivery {} to {}: cannot record the outcome, the attempt will be repeated when its lease expires: {error}",
-                claim.id,
-                claim.target
-            ),
         }
-        slot.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.wake.notify_one();
+    }
+
+    /// Ends a delivery whose earlier attempts were started and never finished: the process
+    /// stopped during each (a crash, or a payload that brings it down), and trying again
+    /// would only do that once more.
+    fn give_up(&self, claim: &Claim) -> Outcome {
+        self.stats.dead.fetch_add(1, Ordering::Relaxed);
+        let error = format!(
+            "{} attempts were started and none finished: the relay stopped during each",
+            claim.attempt - 1
+        );
+        log::error!(
+            "delivery {} to {} is dead ({}): {error}",
+            claim.id,
+            claim.target,
+            claim.identity
+        );
+        Outcome::Dead { error }
     }
 }
 

@@ -102,6 +102,13 @@ fn policy() -> RetryPolicy {
 }
 
 async fn harness(targets: Vec<Arc<Scripted>>) -> Harness {
+    let h = stopped_harness(targets).await;
+    h.engine.start();
+    h
+}
+
+/// A harness whose engine has not started claiming yet.
+async fn stopped_harness(targets: Vec<Arc<Scripted>>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/engine.db", dir.path().display());
     let store: Arc<dyn Store> = Arc::from(
@@ -125,7 +132,6 @@ async fn harness(targets: Vec<Arc<Scripted>>) -> Harness {
         ..EngineOptions::default()
     };
     let engine = Engine::new(store.clone(), specs, options, clock.clone()).unwrap();
-    engine.start();
     Harness {
         store,
         clock,
@@ -238,6 +244,39 @@ async fn a_delivery_is_dead_after_its_last_attempt_and_says_why() {
     let records = h.settle(&[("t", DeliveryState::Dead, 3)]).await;
     assert_eq!(records[0].last_error.as_deref(), Some("still down"));
     assert_eq!(target.attempts(), 3);
+}
+
+#[tokio::test]
+async fn a_delivery_whose_attempts_never_finish_is_dead_once_they_are_used_up() {
+    let target = Scripted::new("t", vec![]);
+    let h = stopped_harness(vec![target.clone()]).await;
+    h.accept("v1-security-event", &["t"]).await;
+    // Three processes claimed it and died during the attempt: their leases expired.
+    for attempt in 1..=3 {
+        let claims = h
+            .store
+            .claim(
+                "crashed",
+                h.clock.now(),
+                Duration::from_secs(10),
+                &[("t", 10)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(claims[0].attempt, attempt);
+        h.clock.advance(Duration::from_secs(11));
+    }
+
+    h.engine.start();
+    h.engine.wake();
+
+    let records = h.settle(&[("t", DeliveryState::Dead, 4)]).await;
+    let error = records[0].last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("3 attempts were started and none finished"),
+        "{error}"
+    );
+    assert_eq!(target.attempts(), 0, "no fourth attempt was made");
 }
 
 #[tokio::test]

@@ -157,7 +157,8 @@ pub struct DeliveryRecord {
     pub id: i64,
     pub target: String,
     pub state: DeliveryState,
-    /// Attempts finished so far.
+    /// Attempts started so far: each claim counts one, so that a delivery whose attempts
+    /// keep ending with the process still runs out of attempts.
     pub attempts: u32,
     pub identity: String,
     pub type_name: String,
@@ -273,7 +274,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leases up to `limit` due deliveries of each named target to `owner` until
     /// `now + lease`. Due means pending or retrying, `next_attempt_at <= now`, and not under
-    /// a live lease. Oldest due first.
+    /// a live lease. Oldest due first. Each claim counts an attempt.
     async fn claim(
         &self,
         owner: &str,
@@ -293,8 +294,8 @@ pub trait Store: Send + Sync + 'static {
         done: Vec<Finished>,
     ) -> Result<Vec<i64>, StoreError>;
 
-    /// Ends `owner`'s leases on these deliveries without recording an attempt, so that they
-    /// can be claimed again at once (a graceful shutdown).
+    /// Ends `owner`'s leases on these deliveries and takes back the attempt their claim
+    /// counted, so that they can be claimed again at once (a graceful shutdown).
     async fn release(&self, owner: &str, ids: &[i64]) -> Result<(), StoreError>;
 
     /// The earliest time at which one of these targets' deliveries becomes due: its

@@ -97,7 +97,7 @@ const CLAIM: &str = "
         LIMIT $3
         FOR UPDATE SKIP LOCKED
     ), leased AS (
-        UPDATE deliveries d SET lease_owner = $4, lease_until = $5
+        UPDATE deliveries d SET lease_owner = $4, lease_until = $5, attempts = d.attempts + 1
         FROM due WHERE d.id = due.id
         RETURNING d.id, d.attempts, d.queued_at, d.next_attempt_at, d.notification_id
     )
@@ -110,7 +110,7 @@ const CLAIM: &str = "
 
 const FINISH: &str = "
     UPDATE deliveries d
-    SET state = f.state, attempts = d.attempts + 1, next_attempt_at = f.next_attempt_at,
+    SET state = f.state, next_attempt_at = f.next_attempt_at,
         last_error = COALESCE(f.error, d.last_error), lease_owner = NULL, lease_until = NULL,
         updated_at = $2
     FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[]) AS f(id, state, next_attempt_at, error)
@@ -205,7 +205,7 @@ impl Store for PgStore {
                 claims.push(Claim {
                     id: row.try_get("id").map_err(database)?,
                     target: (*target).to_owned(),
-                    attempt: u32::try_from(attempts).unwrap_or(0).saturating_add(1),
+                    attempt: u32::try_from(attempts).unwrap_or(0),
                     created_at: row.try_get("queued_at").map_err(database)?,
                     identity: row.try_get("identity").map_err(database)?,
                     element: element_text(row.try_get("element").map_err(database)?),
@@ -253,7 +253,7 @@ impl Store for PgStore {
     }
 
     async fn release(&self, owner: &str, ids: &[i64]) -> Result<(), StoreError> {
-        query("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1) AND lease_owner = $2")
+        query("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, attempts = GREATEST(attempts - 1, 0) WHERE id = ANY($1) AND lease_owner = $2")
             .bind(ids)
             .bind(owner)
             .execute(&self.pool)

@@ -113,7 +113,7 @@ pub(super) fn claim(
          LIMIT ?3",
     )?;
     let mut lease = conn
-        .prepare_cached("UPDATE deliveries SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1")?;
+        .prepare_cached("UPDATE deliveries SET lease_owner = ?2, lease_until = ?3, attempts = attempts + 1 WHERE id = ?1")?;
     let mut elements = Elements::new(conn);
     let mut claims = Vec::new();
     for (target, limit) in wants {
@@ -193,7 +193,7 @@ pub(super) fn finish(
 ) -> rusqlite::Result<Vec<i64>> {
     let mut record = conn.prepare_cached(
         "UPDATE deliveries
-         SET state = ?3, attempts = attempts + 1, next_attempt_at = ?4,
+         SET state = ?3, next_attempt_at = ?4,
              last_error = COALESCE(?5, last_error), lease_owner = NULL, lease_until = NULL,
              updated_at = ?6
          WHERE id = ?1 AND lease_owner = ?2 AND state IN ('pending', 'retrying')",
@@ -218,7 +218,8 @@ pub(super) fn finish(
 
 pub(super) fn release(conn: &Connection, owner: &str, ids: &[i64]) -> rusqlite::Result<()> {
     let mut release = conn.prepare_cached(
-        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND lease_owner = ?2",
+        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, attempts = MAX(attempts - 1, 0)
+         WHERE id = ?1 AND lease_owner = ?2",
     )?;
     for id in ids {
         release.execute(params![id, owner])?;
